@@ -1,0 +1,94 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+func TestStorageNameIsSafeAndDerivedFromID(t *testing.T) {
+	id := uuid.MustParse("6ba7b810-9dad-41d1-80b4-00c04fd430c8")
+	at := time.Date(2026, 12, 3, 10, 4, 5, 0, time.UTC)
+	cases := map[[2]string]string{
+		{"report.PDF", "alice"}:               "report_alice_20261203T100405Z_" + id.String() + ".pdf",
+		{"../../etc/passwd", "bob"}:           "passwd_bob_20261203T100405Z_" + id.String(),
+		{`C:\Users\x\evil.exe`, "a/b"}:        "evil_a-b_20261203T100405Z_" + id.String() + ".exe",
+		{"", ""}:                              "file_user_20261203T100405Z_" + id.String(),
+		{".bashrc", "u"}:                      "bashrc_u_20261203T100405Z_" + id.String(),
+		{"отчёт.tar.gz", "é"}:                 "tar_user_20261203T100405Z_" + id.String() + ".gz",
+		{"a" + strings.Repeat("b", 200), "u"}: "a" + strings.Repeat("b", 63) + "_u_20261203T100405Z_" + id.String(),
+		{"x.e/x", "u"}:                        "x_u_20261203T100405Z_" + id.String(),
+		{"data.attr.json", "u"}:               "data-attr_u_20261203T100405Z_" + id.String() + ".json",
+	}
+	for in, want := range cases {
+		got := storageName(in[0], in[1], at, id)
+		if got != want {
+			t.Errorf("storageName(%q, %q) = %q, want %q", in[0], in[1], got, want)
+		}
+		if !validStorageName(got, id) || validStorageName(got, uuid.New()) {
+			t.Errorf("%q: validStorageName disagrees with storageName", got)
+		}
+	}
+}
+
+func TestValidStorageNameRejects(t *testing.T) {
+	id := uuid.MustParse("6ba7b810-9dad-41d1-80b4-00c04fd430c8")
+	for _, name := range []string{"", "..", "../x_" + id.String(), "a/b_" + id.String(), ".x_" + id.String(),
+		"x_" + id.String() + ".attr.json", "x_" + id.String() + ".", "x_" + id.String() + "/", id.String(),
+		"x_" + id.String() + "x", "x_" + strings.ToUpper(id.String()), "x y_" + id.String(), "x_" + id.String() + ".ÄÖ"} {
+		if validStorageName(name, id) {
+			t.Errorf("validStorageName(%q) = true", name)
+		}
+	}
+}
+
+func FuzzStorageName(f *testing.F) {
+	f.Add("report.pdf", "alice")
+	f.Add("../../x", "a/b")
+	f.Add("\x00\xff.\u202e", "..")
+	f.Fuzz(func(t *testing.T, original, user string) {
+		id := uuid.New()
+		name := storageName(original, user, time.Now(), id)
+		if !validStorageName(name, id) {
+			t.Fatalf("storageName(%q,%q) = %q is not valid", original, user, name)
+		}
+		if filepath.Base(name) != name || strings.HasPrefix(name, ".") {
+			t.Fatalf("unsafe name %q", name)
+		}
+	})
+}
+
+func TestShardLayout(t *testing.T) {
+	id := uuid.MustParse("6ba7b810-9dad-41d1-80b4-00c04fd430c8")
+	if got := shardDir("/data", id); got != "/data/6b/a7" {
+		t.Fatalf("shardDir = %s", got)
+	}
+}
+
+func TestWriteFileAtomicLeavesNoTempOnFailure(t *testing.T) {
+	dir := t.TempDir()
+	if err := writeFileAtomic(dir, "a", ".tmp.a", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	// the destination is a directory: the rename fails and the temp file must go
+	os.Mkdir(filepath.Join(dir, "d"), 0o750)
+	os.WriteFile(filepath.Join(dir, "d", "x"), nil, 0o640)
+	if err := writeFileAtomic(dir, "d", ".tmp.d", []byte("two")); err == nil {
+		t.Fatal("rename over a non-empty directory succeeded")
+	}
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, ",") != "a,d" {
+		t.Fatalf("dir holds %v", names)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "a")); string(data) != "one" {
+		t.Fatal("content")
+	}
+}
