@@ -169,6 +169,16 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// tempFileID returns the file id a temp name belongs to.
+func tempFileID(name string) (uuid.UUID, bool) {
+	rest, ok := strings.CutPrefix(name, tempPrefix)
+	if !ok || len(rest) < 37 || rest[36] != '.' {
+		return uuid.UUID{}, false
+	}
+	id, err := parseFileID(rest[:36])
+	return id, err == nil
+}
+
 // isTempName reports whether a directory entry is an SE temp file (of any file id).
 func isTempName(name string) bool { return strings.HasPrefix(name, tempPrefix) }
 
@@ -176,6 +186,18 @@ func isTempName(name string) bool { return strings.HasPrefix(name, tempPrefix) }
 // create → write → fsync → rename. The caller fsyncs dir once its whole operation is in
 // place (several renames share one directory fsync).
 func writeFileAtomic(dir, name, tmp string, data []byte) error {
+	if err := writeTempFile(dir, tmp, data); err != nil {
+		return err
+	}
+	if err := os.Rename(filepath.Join(dir, tmp), filepath.Join(dir, name)); err != nil {
+		os.Remove(filepath.Join(dir, tmp))
+		return fmt.Errorf("rename temp file: %w", err)
+	}
+	return nil
+}
+
+// writeTempFile creates dir/tmp (which must not exist) with data, fsynced.
+func writeTempFile(dir, tmp string, data []byte) error {
 	tmpPath := filepath.Join(dir, tmp)
 	f, err := os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
@@ -184,10 +206,6 @@ func writeFileAtomic(dir, name, tmp string, data []byte) error {
 	if err := writeSyncClose(f, data); err != nil {
 		os.Remove(tmpPath)
 		return err
-	}
-	if err := os.Rename(tmpPath, filepath.Join(dir, name)); err != nil {
-		os.Remove(tmpPath)
-		return fmt.Errorf("rename temp file: %w", err)
 	}
 	return nil
 }

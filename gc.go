@@ -149,10 +149,17 @@ func (s *store) purge(id uuid.UUID) error {
 	if err != nil {
 		return err
 	}
+	// The sidecar first becomes a temp file (atomic), so from then on a crash leaves
+	// an id with a temp file and no complete pair, which any writer's start-up repairs
+	// by removing the rest (repairFile), with or without this process's WAL.
 	dir := shardDir(s.dataDir, id)
-	for _, name := range []string{rec.storageName + sidecarSuffix, rec.storageName} {
+	tomb := tempName(id)
+	if err := os.Rename(filepath.Join(dir, rec.storageName+sidecarSuffix), filepath.Join(dir, tomb)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("purge %s: %w", id, err) // WAL entry stays: recovery finishes it
+	}
+	for _, name := range []string{rec.storageName, tomb} {
 		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("purge %s: %w", id, err) // WAL entry stays: recovery finishes it
+			return fmt.Errorf("purge %s: %w", id, err)
 		}
 	}
 	if err := syncDir(dir); err != nil {

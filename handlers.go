@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -57,6 +58,9 @@ type server struct {
 	mux       *http.ServeMux
 	// idleTimeout overrides defaultBodyIdleTimeout (tests).
 	idleTimeout time.Duration
+	// inflight counts running handlers, so shutdown can wait for interrupted uploads
+	// to finish rolling back after their connections were closed.
+	inflight sync.WaitGroup
 }
 
 // routes registers every route of the API; tools/openapicheck reads these patterns.
@@ -825,9 +829,30 @@ func contentDisposition(name string) string {
 	}
 	v := `attachment; filename="` + string(ascii) + `"`
 	if !plain {
-		v += "; filename*=UTF-8''" + url.PathEscape(name)
+		v += "; filename*=UTF-8''" + rfc5987Encode(name)
 	}
 	return v
+}
+
+// rfc5987Encode percent-encodes every byte that is not an RFC 5987 attr-char.
+func rfc5987Encode(s string) string {
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if isAttrChar(c) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&15])
+	}
+	return b.String()
+}
+
+func isAttrChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$&+-.^_`|~", c) >= 0
 }
 
 // rangeErrorWriter turns the plain-text 416 of http.ServeContent into the JSON

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -565,6 +566,13 @@ func TestDownloadNonASCIIFilename(t *testing.T) {
 	want := `attachment; filename="_____ _Q1_.pdf"; filename*=UTF-8''%D0%BE%D1%82%D1%87%D1%91%D1%82%20%22Q1%22.pdf`
 	if cd != want {
 		t.Fatalf("Content-Disposition\n got %s\nwant %s", cd, want)
+	}
+	// characters that are legal in a URL path but not in an RFC 5987 value
+	m = e.upload("b \"quoted\";v=1@host:x.bin", []byte("x"))
+	cd = e.download(m.FileID, nil).Header.Get("Content-Disposition")
+	_, params, err := mime.ParseMediaType(cd)
+	if err != nil || params["filename"] != "b \"quoted\";v=1@host:x.bin" {
+		t.Fatalf("Content-Disposition %q does not parse back: %v %v", cd, params, err)
 	}
 }
 

@@ -234,9 +234,22 @@ func (a *app) shutdown(srv *http.Server) error {
 	if err := srv.Shutdown(ctx); err != nil {
 		a.log.Warn("graceful shutdown timed out; closing remaining connections", "err", err)
 		srv.Close()
+		// Close does not wait for handlers: give interrupted uploads a moment to roll
+		// back, so a clean stop leaves no temp file or pending WAL entry behind.
+		a.waitHandlers(5 * time.Second)
 	}
 	a.log.Info("stopped")
 	return nil
+}
+
+func (a *app) waitHandlers(limit time.Duration) {
+	done := make(chan struct{})
+	go func() { a.server.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(limit):
+		a.log.Warn("handlers still running at exit; WAL recovery will finish their cleanup")
+	}
 }
 
 // runHealthcheck probes /health/live on the local listener. It skips certificate

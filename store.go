@@ -12,9 +12,9 @@
 //   - Capacity: activeBytes (index) + reserved (in-flight uploads) never exceeds
 //     maxCapacity. A commit adds to activeBytes before it releases its reservation, so
 //     the sum only over-counts, never under-counts, for an instant.
-//   - Upload commits are serialised by commitMu from timestamp assignment to index
-//     publication, so uploaded_at is strictly increasing in publication order and a
-//     file uploaded during a paging pass lands after it (CONTRACT §4).
+//   - uploaded_at is strictly increasing in index publication order (uploadSequencer),
+//     so a file uploaded during a paging pass lands after it (CONTRACT §4), while the
+//     disk I/O of concurrent commits (fsyncs) still runs in parallel.
 //   - Operations on one file id (PATCH, DELETE, GC) serialise on its stripe lock.
 package main
 
@@ -80,10 +80,9 @@ type store struct {
 	now         func() time.Time
 	log         *slog.Logger
 
-	ready    atomic.Bool // WAL recovered and index built
-	commitMu sync.Mutex  // see invariants
-	lastTime time.Time   // last uploaded_at handed out; guarded by commitMu
-	stripes  [256]sync.Mutex
+	ready   atomic.Bool // WAL recovered and index built
+	seq     uploadSequencer
+	stripes [256]sync.Mutex
 
 	// gate lets an index rebuild (reconcile) run without losing concurrent writes:
 	// writers hold it for reading around each index change and note the file id in
@@ -177,17 +176,18 @@ var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return
 // upload is one file being received. Use: beginUpload → writeContent → commit, with
 // abort deferred (a no-op after a successful commit).
 type upload struct {
-	s        *store
-	id       uuid.UUID
-	tx       *walTx
-	dir      string
-	tmp      string
-	f        *os.File
-	hash     hash.Hash
-	reserved int64
-	written  int64
-	renamed  string // blob name once renamed into place, for abort
-	done     bool
+	s          *store
+	id         uuid.UUID
+	tx         *walTx
+	dir        string
+	tmp        string
+	f          *os.File
+	hash       hash.Hash
+	reserved   int64
+	written    int64
+	sidecarTmp string // sidecar temp name once written, for abort
+	renamed    string // blob name once renamed into place, for abort
+	done       bool
 }
 
 // beginUpload reserves capacity for the announced size (-1 when unknown), opens the WAL
@@ -313,11 +313,15 @@ func (u *upload) commit(info uploadInfo) (*fileRecord, error) {
 	u.f = nil
 	var rec *fileRecord
 	err := u.s.mode.withAllowed(opUpload, func(mode seMode) error {
-		u.s.commitMu.Lock()
-		defer u.s.commitMu.Unlock()
+		at := u.s.seq.ticket(u.s.now())
 		var err error
-		rec, err = u.publish(info, mode, u.s.nextUploadTime())
-		return err
+		rec, err = u.persist(info, mode, at)
+		if err != nil {
+			u.s.seq.resolve(at, nil)
+			return err
+		}
+		u.s.seq.resolve(at, func() { u.s.publish(rec) })
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -330,19 +334,65 @@ func (u *upload) commit(info uploadInfo) (*fileRecord, error) {
 	return rec, nil
 }
 
-// nextUploadTime returns a strictly increasing UTC timestamp (commitMu held).
-func (s *store) nextUploadTime() time.Time {
-	t := s.now().UTC()
-	if !t.After(s.lastTime) {
-		t = s.lastTime.Add(time.Nanosecond)
+// uploadSequencer hands out strictly increasing upload timestamps (tickets) and lets
+// each upload publish to the index only once every older ticket is resolved (published
+// or abandoned). The disk work between ticket and publication runs concurrently; only
+// the publication order is serialised.
+type uploadSequencer struct {
+	mu      sync.Mutex
+	cond    sync.Cond
+	last    time.Time
+	pending []time.Time // unresolved tickets, ascending
+}
+
+// ticket returns a UTC timestamp later than every one handed out or observed before.
+func (q *uploadSequencer) ticket(now time.Time) time.Time {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t := now.UTC()
+	if !t.After(q.last) {
+		t = q.last.Add(time.Nanosecond)
 	}
-	s.lastTime = t
+	q.last = t
+	q.pending = append(q.pending, t)
 	return t
 }
 
-// publish renames the blob into place, writes the sidecar, fsyncs the directory and
-// publishes the record to the index.
-func (u *upload) publish(info uploadInfo, mode seMode, at time.Time) (*fileRecord, error) {
+// observe raises the floor of future tickets (index build: files already on disk).
+func (q *uploadSequencer) observe(t time.Time) {
+	q.mu.Lock()
+	if t.After(q.last) {
+		q.last = t
+	}
+	q.mu.Unlock()
+}
+
+// resolve ends ticket t. With publish set it first waits until t is the oldest
+// unresolved ticket, then runs publish; with publish nil (abandoned) it returns at once.
+func (q *uploadSequencer) resolve(t time.Time, publish func()) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.cond.L == nil {
+		q.cond.L = &q.mu
+	}
+	for publish != nil && !q.pending[0].Equal(t) {
+		q.cond.Wait()
+	}
+	if publish != nil {
+		publish()
+	}
+	for i, p := range q.pending {
+		if p.Equal(t) {
+			q.pending = append(q.pending[:i], q.pending[i+1:]...)
+			break
+		}
+	}
+	q.cond.Broadcast()
+}
+
+// persist renames the blob into place, writes the sidecar and fsyncs the directory: the
+// upload is durable when it returns; the caller publishes it.
+func (u *upload) persist(info uploadInfo, mode seMode, at time.Time) (*fileRecord, error) {
 	meta := FileMetadata{
 		FileID:           u.id.String(),
 		OriginalFilename: info.Filename,
@@ -365,17 +415,24 @@ func (u *upload) publish(info uploadInfo, mode seMode, at time.Time) (*fileRecor
 	if err != nil {
 		return nil, err
 	}
+	// The sidecar is durable as a temp file before the blob gets its final name, so a
+	// crash between the renames always leaves a temp file of this id behind, which is
+	// what tells a writer's start-up scan that the id's operation was interrupted.
+	sidecarTmp := tempName(u.id)
+	if err := writeTempFile(u.dir, sidecarTmp, data); err != nil {
+		return nil, u.diskError("write sidecar", err)
+	}
+	u.sidecarTmp = sidecarTmp
 	if err := os.Rename(filepath.Join(u.dir, u.tmp), filepath.Join(u.dir, name)); err != nil {
 		return nil, u.diskError("rename blob", err)
 	}
 	u.renamed = name
-	if err := writeFileAtomic(u.dir, name+sidecarSuffix, tempName(u.id), data); err != nil {
-		return nil, u.diskError("write sidecar", err)
+	if err := os.Rename(filepath.Join(u.dir, sidecarTmp), filepath.Join(u.dir, name+sidecarSuffix)); err != nil {
+		return nil, u.diskError("rename sidecar", err)
 	}
 	if err := syncDir(u.dir); err != nil {
 		return nil, u.diskError("fsync shard dir", err)
 	}
-	u.s.publish(rec)
 	return rec, nil
 }
 
@@ -411,6 +468,9 @@ func (u *upload) abort() {
 	}
 	if u.tmp != "" {
 		remove(u.tmp)
+	}
+	if u.sidecarTmp != "" {
+		remove(u.sidecarTmp)
 	}
 	if u.renamed != "" {
 		u.s.noteDirty(u.id) // a concurrent rebuild may have read the sidecar
@@ -670,26 +730,30 @@ func (s *store) recover() error {
 
 func (s *store) recoverEntry(e walEntry) (string, error) {
 	id, _ := parseFileID(e.FileID) // validated by readEntry
-	files, err := listIDFiles(s.dataDir, id)
+	return repairFile(s.dataDir, id, e.OperationType == walFilePurge)
+}
+
+// repairFile brings one file id whose operation was interrupted to a consistent state,
+// from what the data directory holds: temp files are removed; a blob and sidecar that
+// form a complete pair are kept (the operation finished, or never touched them), any
+// other combination is removed (an upload that never completed, or a purge that had
+// begun). purge forces removal. It returns the WAL outcome it amounts to.
+func repairFile(dataDir string, id uuid.UUID, purge bool) (string, error) {
+	files, err := listIDFiles(dataDir, id)
 	if err != nil {
 		return "", err
 	}
-	dir := shardDir(s.dataDir, id)
+	dir := shardDir(dataDir, id)
 	toRemove := append([]string(nil), files.temps...)
 	outcome := walCommitted
-	switch e.OperationType {
-	case walFileCreate:
-		if !s.createComplete(dir, files) {
-			toRemove = append(toRemove, files.sidecars...)
-			toRemove = append(toRemove, files.blobs...)
-			outcome = walRolledBack
-		}
-	case walFilePurge:
+	complete := createComplete(dir, files)
+	if purge || !complete {
 		toRemove = append(toRemove, files.sidecars...)
 		toRemove = append(toRemove, files.blobs...)
+		if !purge && len(files.blobs)+len(files.sidecars) > 0 {
+			outcome = walRolledBack
+		}
 	}
-	// file_update / file_delete: the sidecar rename is atomic, so whichever sidecar is
-	// on disk is a complete one; only the temp file can be left over.
 	for _, name := range toRemove {
 		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return "", fmt.Errorf("remove leftover: %w", err)
@@ -705,7 +769,7 @@ func (s *store) recoverEntry(e walEntry) (string, error) {
 
 // createComplete reports whether an interrupted upload reached stable storage whole:
 // exactly one valid sidecar and its blob with the recorded size.
-func (s *store) createComplete(dir string, files idFiles) bool {
+func createComplete(dir string, files idFiles) bool {
 	if len(files.sidecars) != 1 || len(files.blobs) != 1 {
 		return false
 	}
@@ -793,15 +857,18 @@ func scanLeaf(dataDir, rel string, removeTemps bool, log *slog.Logger) ([]*fileR
 		log.Error("cannot list shard dir", "dir", rel, "err", err)
 		return nil, nil
 	}
+	if removeTemps && repairLeaf(dataDir, rel, entries, log) {
+		if entries, err = os.ReadDir(dir); err != nil {
+			log.Error("cannot list shard dir", "dir", rel, "err", err)
+			return nil, nil
+		}
+	}
 	var recs []*fileRecord
 	var bad []string
 	for _, e := range entries {
 		name := e.Name()
 		switch {
 		case isTempName(name):
-			if removeTemps {
-				os.Remove(filepath.Join(dir, name))
-			}
 		case len(name) > len(sidecarSuffix) && name[len(name)-len(sidecarSuffix):] == sidecarSuffix:
 			rec, err := readSidecarFile(dir, name)
 			if err == nil && shardRel(rec.id()) != rel {
@@ -818,6 +885,29 @@ func scanLeaf(dataDir, rel string, removeTemps bool, log *slog.Logger) ([]*fileR
 	return recs, bad
 }
 
+// repairLeaf repairs every file id of a shard directory that has temp files: an
+// operation on it was interrupted (by a crash of this process or of another leader,
+// whose WAL this process cannot see). It reports whether anything was repaired.
+func repairLeaf(dataDir, rel string, entries []os.DirEntry, log *slog.Logger) bool {
+	ids := map[uuid.UUID]bool{}
+	for _, e := range entries {
+		if id, ok := tempFileID(e.Name()); ok && shardRel(id) == rel {
+			ids[id] = true
+		} else if isTempName(e.Name()) {
+			os.Remove(filepath.Join(dataDir, rel, e.Name())) // a temp of no valid id: junk
+		}
+	}
+	for id := range ids {
+		outcome, err := repairFile(dataDir, id, false)
+		if err != nil {
+			log.Error("repair of an interrupted operation failed", "file_id", id, "err", err)
+			continue
+		}
+		log.Info("interrupted operation repaired", "file_id", id, "status", outcome)
+	}
+	return len(ids) > 0
+}
+
 // buildIndex scans the data directory and replaces the index with what it found.
 func (s *store) buildIndex(ctx context.Context, removeTemps bool) (scanResult, error) {
 	res, err := scanDataDir(ctx, s.dataDir, removeTemps, s.log)
@@ -825,13 +915,9 @@ func (s *store) buildIndex(ctx context.Context, removeTemps bool) (scanResult, e
 		return res, err
 	}
 	s.index.ReplaceAll(res.records)
-	s.commitMu.Lock()
 	for _, r := range res.records {
-		if r.uploadedAt().After(s.lastTime) {
-			s.lastTime = r.uploadedAt()
-		}
+		s.seq.observe(r.uploadedAt())
 	}
-	s.commitMu.Unlock()
 	return res, nil
 }
 

@@ -172,6 +172,8 @@ func (s *server) bodyIdleTimeout() time.Duration {
 // ServeHTTP is the outermost handler: request id, idle deadlines, dispatch, then one
 // log line and the request metrics.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.inflight.Add(1)
+	defer s.inflight.Done()
 	start := time.Now()
 	ri := &requestInfo{id: r.Header.Get("X-Request-ID")}
 	if !validRequestID(ri.id) {

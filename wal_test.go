@@ -36,7 +36,7 @@ func crashedUpload(t *testing.T, e *testEnv, stage string) (uuid.UUID, []byte) {
 		os.Rename(filepath.Join(up.dir, up.tmp), filepath.Join(up.dir, name))
 		os.WriteFile(filepath.Join(up.dir, tempName(up.id)), []byte(`{"half":`), 0o640)
 	case "complete":
-		rec, err := up.publish(uploadInfo{Filename: "x.bin", ContentType: "a/b", UploadedBy: "u"}, modeEdit, time.Now())
+		rec, err := up.persist(uploadInfo{Filename: "x.bin", ContentType: "a/b", UploadedBy: "u"}, modeEdit, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
