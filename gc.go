@@ -120,6 +120,14 @@ func (g *gcRunner) collect(f statusFilter, match func(*fileRecord) bool) []uuid.
 
 // expire marks one temporary active file past its expiry as expired.
 func (s *store) expire(id uuid.UUID, now time.Time) error {
+	if err := s.enterWrite(); err != nil {
+		return err
+	}
+	defer s.exitWrite()
+	return s.withPersist(func() error { return s.expireLocked(id, now) })
+}
+
+func (s *store) expireLocked(id uuid.UUID, now time.Time) error {
 	mu := s.stripe(id)
 	mu.Lock()
 	defer mu.Unlock()
@@ -138,6 +146,14 @@ func (s *store) expire(id uuid.UUID, now time.Time) error {
 
 // purge removes the sidecar and bytes of a deleted or expired file.
 func (s *store) purge(id uuid.UUID) error {
+	if err := s.enterWrite(); err != nil {
+		return err
+	}
+	defer s.exitWrite()
+	return s.withPersist(func() error { return s.purgeLocked(id) })
+}
+
+func (s *store) purgeLocked(id uuid.UUID) error {
 	mu := s.stripe(id)
 	mu.Lock()
 	defer mu.Unlock()

@@ -58,6 +58,9 @@ type server struct {
 	mux       *http.ServeMux
 	// idleTimeout overrides defaultBodyIdleTimeout (tests).
 	idleTimeout time.Duration
+	// election and forward are set in replicated mode only.
+	election *election
+	forward  *forwarder
 	// inflight counts running handlers, so shutdown can wait for interrupted uploads
 	// to finish rolling back after their connections were closed.
 	inflight sync.WaitGroup
@@ -70,14 +73,14 @@ func (s *server) routes() {
 	mux.HandleFunc("GET /health/ready", s.handleReady)
 	mux.HandleFunc("GET /metrics", s.handleMetrics)
 	mux.HandleFunc("GET /api/v1/info", s.handleInfo)
-	mux.HandleFunc("POST /api/v1/files/upload", s.authed(scopeFilesWrite, s.handleUpload))
+	mux.HandleFunc("POST /api/v1/files/upload", s.authed(scopeFilesWrite, s.leaderOnly(s.handleUpload)))
 	mux.HandleFunc("GET /api/v1/files", s.authed(scopeFilesRead, s.handleList))
 	mux.HandleFunc("GET /api/v1/files/{file_id}", s.authed(scopeFilesRead, s.handleGetMetadata))
-	mux.HandleFunc("PATCH /api/v1/files/{file_id}", s.authed(scopeFilesWrite, s.handlePatch))
-	mux.HandleFunc("DELETE /api/v1/files/{file_id}", s.authed(scopeFilesWrite, s.handleDelete))
+	mux.HandleFunc("PATCH /api/v1/files/{file_id}", s.authed(scopeFilesWrite, s.leaderOnly(s.handlePatch)))
+	mux.HandleFunc("DELETE /api/v1/files/{file_id}", s.authed(scopeFilesWrite, s.leaderOnly(s.handleDelete)))
 	mux.HandleFunc("GET /api/v1/files/{file_id}/download", s.authed(scopeFilesRead, s.handleDownload))
-	mux.HandleFunc("POST /api/v1/mode/transition", s.authed(scopeStorageWrite, s.handleModeTransition))
-	mux.HandleFunc("POST /api/v1/maintenance/reconcile", s.authed(scopeStorageWrite, s.handleReconcile))
+	mux.HandleFunc("POST /api/v1/mode/transition", s.authed(scopeStorageWrite, s.leaderOnly(s.handleModeTransition)))
+	mux.HandleFunc("POST /api/v1/maintenance/reconcile", s.authed(scopeStorageWrite, s.leaderOnly(s.handleReconcile)))
 	mux.HandleFunc("/", s.handleUnmatched)
 	s.mux = mux
 }
@@ -129,6 +132,9 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, errNotReady):
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "NOT_READY", "storage element is starting; retry shortly")
+	case errors.Is(err, errNotWritable):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "LEADER_UNKNOWN", "no replica accepts writes right now; retry shortly")
 	case errors.Is(err, errReconcileInProgress):
 		writeError(w, http.StatusConflict, "RECONCILE_IN_PROGRESS", "a reconciliation is already running")
 	default:
@@ -204,6 +210,26 @@ func bearerToken(h string) (string, bool) {
 	return t, t != ""
 }
 
+// role is this process's place in a replica set.
+func (s *server) role() replicaRole {
+	if s.election == nil {
+		return roleStandalone
+	}
+	return s.election.currentRole()
+}
+
+// leaderOnly sends a write to the leader when this process is a follower (after
+// authentication, before any mode check: the leader's mode is the one that counts).
+func (s *server) leaderOnly(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.role() == roleFollower {
+			s.forward.forward(w, r)
+			return
+		}
+		next(w, r)
+	}
+}
+
 // requireMode answers 409 and returns false when the current mode forbids op.
 func (s *server) requireMode(w http.ResponseWriter, op operation) bool {
 	mode := s.store.mode.current()
@@ -266,17 +292,31 @@ type capacityDoc struct {
 func (s *server) handleInfo(w http.ResponseWriter, r *http.Request) {
 	mode := s.store.mode.current()
 	total, used := s.store.capacity.max, s.store.index.ActiveBytes()
-	ops := []operation{}
-	for _, op := range allOperations {
-		if mode.allows(op) {
-			ops = append(ops, op)
-		}
-	}
 	writeJSON(w, http.StatusOK, storageInfo{
 		StorageID: s.cfg.StorageID, Mode: mode, Status: s.health.serviceStatus(), Version: s.version,
 		Capacity:    capacityDoc{TotalBytes: total, UsedBytes: used, AvailableBytes: max(0, total-used)},
-		ReplicaMode: s.cfg.ReplicaMode, Role: "standalone", AllowedOperations: ops,
+		ReplicaMode: s.cfg.ReplicaMode, Role: s.role().String(), AllowedOperations: s.allowedOperations(mode),
 	})
+}
+
+// allowedOperations: what the mode allows, less the writes nobody can take right now
+// (a follower that knows no leader, or a leader that is not writable yet).
+func (s *server) allowedOperations(mode seMode) []operation {
+	canWrite := true
+	switch s.role() {
+	case roleFollower:
+		_, canWrite = s.election.leaderAddress()
+	case roleLeader, roleStandalone:
+		canWrite = s.store.isWritable()
+	}
+	ops := []operation{}
+	for _, op := range allOperations {
+		isWrite := op == opUpload || op == opUpdate || op == opDelete
+		if mode.allows(op) && (canWrite || !isWrite) {
+			ops = append(ops, op)
+		}
+	}
+	return ops
 }
 
 // ---- files ----
@@ -517,7 +557,7 @@ func (s *server) handleModeTransition(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sub := claimsFrom(r.Context()).Subject
-	from, at, err := s.store.mode.transition(target, body.Confirm != nil && *body.Confirm, sub, s.now())
+	from, at, err := s.store.transitionMode(target, body.Confirm != nil && *body.Confirm, sub)
 	switch {
 	case errors.Is(err, errInvalidTransition):
 		writeError(w, http.StatusConflict, "INVALID_TRANSITION", fmt.Sprintf("transition %s -> %s is not allowed", from, target))

@@ -93,6 +93,11 @@ type app struct {
 	gc       *gcRunner
 	certs    *certReloader
 	listener net.Listener
+	// replicated mode only
+	election  *election
+	refresher *followerRefresher
+	// background work started when this process becomes the writer
+	writerWork func()
 }
 
 // newApp builds every component from the configuration without starting anything.
@@ -111,9 +116,10 @@ func newApp(cfg *Config, log *slog.Logger) (*app, error) {
 		cfg.MaxCapacity = c
 	}
 	seed, _ := parseMode(cfg.Mode)
+	replicated := cfg.ReplicaMode == "replicated"
 	st, err := openStore(storeOptions{
 		DataDir: cfg.DataDir, WALDir: cfg.WALDir, SeedMode: seed,
-		MaxFileSize: cfg.MaxFileSize, MaxCapacity: cfg.MaxCapacity, Logger: log,
+		MaxFileSize: cfg.MaxFileSize, MaxCapacity: cfg.MaxCapacity, Logger: log, Replicated: replicated,
 	})
 	if err != nil {
 		return nil, err
@@ -143,6 +149,23 @@ func newApp(cfg *Config, log *slog.Logger) (*app, error) {
 		version: version, now: time.Now,
 		verifier: &tokenVerifier{Keys: a.jwks, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience},
 	}
+	if replicated {
+		a.election = newElection(cfg.DataDir, cfg.AdvertiseAddr, cfg.ElectionRetryInterval, log, a.becomeLeader)
+		a.server.election = a.election
+		a.server.forward = newForwarder(a.election, st, cfg.StorageID, cfg.PeerRootCAs, cfg.PeerTLSInsecure, log)
+		a.refresher = newFollowerRefresher(st, cfg.IndexRefreshInterval, log)
+	}
+	a.metrics.registry.GaugeVecFunc("se_replica_role", "This process's role (1 for the current one).", []string{"role"},
+		func(emit func(float64, ...string)) {
+			cur := a.server.role()
+			for _, r := range []replicaRole{roleStandalone, roleFollower, roleLeader} {
+				v := 0.0
+				if r == cur {
+					v = 1
+				}
+				emit(v, r.String())
+			}
+		})
 	a.server.routes()
 	return a, nil
 }
@@ -217,13 +240,35 @@ func (a *app) run(ctx context.Context) error {
 	return a.shutdown(srv)
 }
 
-// startStore recovers and indexes, then starts the writer's background work.
+// startStore brings the store up. Standalone: recover, index, write. Replicated: index
+// as a follower, then run the election; winning it makes this process the writer.
 func (a *app) startStore(bg context.Context, wg *sync.WaitGroup) error {
-	if err := a.store.start(bg); err != nil {
+	a.writerWork = func() {
+		wg.Go(func() { a.gc.loop(bg, a.cfg.GCInterval) })
+		wg.Go(func() { a.recon.loop(bg, a.cfg.ReconcileInterval) })
+	}
+	if a.election == nil {
+		if err := a.store.start(bg); err != nil {
+			return err
+		}
+		a.writerWork()
+		return nil
+	}
+	if err := a.store.startReader(bg); err != nil {
 		return err
 	}
-	wg.Go(func() { a.gc.loop(bg, a.cfg.GCInterval) })
-	wg.Go(func() { a.recon.loop(bg, a.cfg.ReconcileInterval) })
+	wg.Go(func() { a.election.run(bg) })
+	wg.Go(func() { a.refresher.run(bg, func() bool { return a.election.currentRole() == roleFollower }) })
+	return nil
+}
+
+// becomeLeader is the election's takeover step: the store becomes the writer, then GC
+// and reconciliation start (they run only where writes happen).
+func (a *app) becomeLeader(ctx context.Context) error {
+	if err := a.store.takeOver(ctx); err != nil {
+		return err
+	}
+	a.writerWork()
 	return nil
 }
 
@@ -231,6 +276,12 @@ func (a *app) shutdown(srv *http.Server) error {
 	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
+	if a.election != nil && a.election.currentRole() == roleLeader {
+		// Writes stop and finish first, then the lock goes, so a follower takes over
+		// within one retry interval while this process still drains reads.
+		a.store.stepDown(a.cfg.ShutdownTimeout/2, a.election.release)
+		a.log.Info("leader lock released")
+	}
 	if err := srv.Shutdown(ctx); err != nil {
 		a.log.Warn("graceful shutdown timed out; closing remaining connections", "err", err)
 		srv.Close()

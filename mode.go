@@ -105,18 +105,24 @@ type modeDoc struct {
 }
 
 type modeState struct {
-	dataDir string
-	mu      sync.RWMutex // see the invariants at the top of the file
-	doc     modeDoc
+	dataDir  string
+	mu       sync.RWMutex // see the invariants at the top of the file
+	doc      modeDoc
+	unstored bool // seeded from SE_MODE by a reader that may not write mode.json
 }
 
-// loadMode reads mode.json, or seeds it from seed when the data directory has none.
-// It reports whether the stored mode overrides a different seed.
-func loadMode(dataDir string, seed seMode, now time.Time) (*modeState, bool, error) {
+// loadMode reads mode.json, or seeds it from seed when the data directory has none
+// (writing it only when persistSeed: a follower never writes). It reports whether the
+// stored mode overrides a different seed.
+func loadMode(dataDir string, seed seMode, now time.Time, persistSeed bool) (*modeState, bool, error) {
 	ms := &modeState{dataDir: dataDir}
 	doc, err := readModeFile(dataDir)
 	if errors.Is(err, os.ErrNotExist) {
 		ms.doc = modeDoc{Mode: seed, UpdatedAt: now.UTC(), UpdatedBy: "SE_MODE"}
+		if !persistSeed {
+			ms.unstored = true
+			return ms, false, nil
+		}
 		if err := ms.persist(ms.doc); err != nil {
 			return nil, false, err
 		}
@@ -184,14 +190,35 @@ func (ms *modeState) transition(to seMode, confirm bool, by string, now time.Tim
 }
 
 // reload re-reads mode.json (followers in replicated mode track the leader's changes).
+// A missing file keeps the seeded mode.
 func (ms *modeState) reload() error {
 	doc, err := readModeFile(ms.dataDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	ms.mu.Lock()
-	ms.doc = doc
+	ms.doc, ms.unstored = doc, false
 	ms.mu.Unlock()
+	return nil
+}
+
+// storeSeed writes a seeded mode that no writer has stored yet (a new leader).
+func (ms *modeState) storeSeed() error {
+	if err := ms.reload(); err != nil {
+		return err
+	}
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if !ms.unstored {
+		return nil
+	}
+	if err := ms.persist(ms.doc); err != nil {
+		return err
+	}
+	ms.unstored = false
 	return nil
 }
 

@@ -24,14 +24,14 @@ func TestModeAllowsTable(t *testing.T) {
 
 func TestLoadModeSeedsOnceAndPersists(t *testing.T) {
 	dir := t.TempDir()
-	ms, differs, err := loadMode(dir, modeRW, time.Now())
+	ms, differs, err := loadMode(dir, modeRW, time.Now(), true)
 	if err != nil || differs || ms.current() != modeRW {
 		t.Fatalf("seed: %v %v %v", ms, differs, err)
 	}
 	if _, _, err := ms.transition(modeRO, false, "op", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	again, differs, err := loadMode(dir, modeEdit, time.Now())
+	again, differs, err := loadMode(dir, modeEdit, time.Now(), true)
 	if err != nil || !differs || again.current() != modeRO {
 		t.Fatalf("reload: %v %v %v", again.current(), differs, err)
 	}

@@ -44,6 +44,7 @@ var (
 	errFileTooLarge   = errors.New("file exceeds the maximum file size")
 	errStorageFull    = errors.New("storage is full")
 	errNotReady       = errors.New("storage is starting")
+	errNotWritable    = errors.New("this replica does not accept writes now")
 )
 
 // validationError is a client mistake; its message is safe to return.
@@ -68,6 +69,9 @@ type storeOptions struct {
 	MaxCapacity int64
 	Now         func() time.Time // nil = time.Now
 	Logger      *slog.Logger
+	// Replicated: this process may be a follower, which never writes the data dir,
+	// so opening it must not seed mode.json (the leader does at takeover).
+	Replicated bool
 }
 
 type store struct {
@@ -80,9 +84,24 @@ type store struct {
 	now         func() time.Time
 	log         *slog.Logger
 
-	ready   atomic.Bool // WAL recovered and index built
-	seq     uploadSequencer
-	stripes [256]sync.Mutex
+	ready atomic.Bool // the index is built: reads are served
+	seq   uploadSequencer
+	// readThrough: an index miss is looked up on disk before it is a 404 (followers,
+	// whose index lags the leader's writes by up to one refresh interval).
+	readThrough atomic.Bool
+
+	// writeMu guards the writer gate: writable says whether this process may change the
+	// data directory now (standalone after start-up, a leader after takeover), writers
+	// counts operations in flight so a stepping-down leader can wait for them.
+	writeMu   sync.Mutex
+	writeDone sync.Cond
+	writable  bool
+	writers   int
+	// persistMu: every section that changes the data directory holds it for reading
+	// and re-checks writable inside (withPersist); stepDown takes it for writing, so
+	// once the leader lock is released no change by this process can land.
+	persistMu sync.RWMutex
+	stripes   [256]sync.Mutex
 
 	// gate lets an index rebuild (reconcile) run without losing concurrent writes:
 	// writers hold it for reading around each index change and note the file id in
@@ -108,7 +127,7 @@ func openStore(opts storeOptions) (*store, error) {
 	if err != nil {
 		return nil, err
 	}
-	ms, differs, err := loadMode(opts.DataDir, opts.SeedMode, opts.Now())
+	ms, differs, err := loadMode(opts.DataDir, opts.SeedMode, opts.Now(), !opts.Replicated)
 	if err != nil {
 		return nil, err
 	}
@@ -129,6 +148,87 @@ func openStore(opts storeOptions) (*store, error) {
 }
 
 func (s *store) stripe(id uuid.UUID) *sync.Mutex { return &s.stripes[id[15]] }
+
+// ---- writer gate ----
+
+// enterWrite admits one state-changing operation; exitWrite must follow.
+func (s *store) enterWrite() error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if !s.writable {
+		if !s.ready.Load() {
+			return errNotReady
+		}
+		return errNotWritable
+	}
+	s.writers++
+	return nil
+}
+
+func (s *store) exitWrite() {
+	s.writeMu.Lock()
+	s.writers--
+	if s.writers == 0 && s.writeDone.L != nil {
+		s.writeDone.Broadcast()
+	}
+	s.writeMu.Unlock()
+}
+
+func (s *store) isWritable() bool {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return s.writable
+}
+
+func (s *store) allowWrites() {
+	s.writeMu.Lock()
+	s.writable = true
+	s.writeMu.Unlock()
+}
+
+// withPersist runs fn, a change to the data directory, unless writes were stopped.
+func (s *store) withPersist(fn func() error) error {
+	s.persistMu.RLock()
+	defer s.persistMu.RUnlock()
+	if !s.isWritable() {
+		return errNotWritable
+	}
+	return fn()
+}
+
+// stepDown ends this process's writes before it gives up leadership: new writes are
+// refused, those in flight get up to timeout to finish, then release runs while no
+// change can be in progress. Uploads still streaming after that abort at commit.
+func (s *store) stepDown(timeout time.Duration, release func()) {
+	if !s.stopWrites(timeout) {
+		s.log.Warn("writes still in flight at step-down; they will roll back")
+	}
+	s.persistMu.Lock()
+	defer s.persistMu.Unlock()
+	release()
+}
+
+// stopWrites refuses new writes and waits up to timeout for those in flight to finish
+// (commit or roll back). It reports whether they all did.
+func (s *store) stopWrites(timeout time.Duration) bool {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.writable = false
+	if s.writeDone.L == nil {
+		s.writeDone.L = &s.writeMu
+	}
+	timer := time.AfterFunc(timeout, func() {
+		s.writeMu.Lock()
+		s.writeDone.Broadcast()
+		s.writeMu.Unlock()
+	})
+	defer timer.Stop()
+	deadline := time.Now().Add(timeout)
+	for s.writers > 0 && time.Now().Before(deadline) {
+		s.writeDone.Wait()
+	}
+	return s.writers == 0
+}
 
 // ---- capacity ----
 
@@ -193,14 +293,15 @@ type upload struct {
 // beginUpload reserves capacity for the announced size (-1 when unknown), opens the WAL
 // transaction and creates the temp file.
 func (s *store) beginUpload(announced int64) (*upload, error) {
-	if !s.ready.Load() {
-		return nil, errNotReady
-	}
 	if announced > s.maxFileSize {
 		return nil, errFileTooLarge
 	}
+	if err := s.enterWrite(); err != nil {
+		return nil, err
+	}
 	initial := max(announced, 0)
 	if !s.capacity.reserve(initial) {
+		s.exitWrite()
 		return nil, errStorageFull
 	}
 	u := &upload{s: s, id: uuid.New(), reserved: initial, hash: sha256.New()}
@@ -208,6 +309,7 @@ func (s *store) beginUpload(announced int64) (*upload, error) {
 	tx, err := s.wal.begin(walFileCreate, u.id, s.now())
 	if err != nil {
 		s.capacity.release(initial)
+		s.exitWrite()
 		return nil, fmt.Errorf("begin upload: %w", err)
 	}
 	u.tx = tx
@@ -312,16 +414,18 @@ func (u *upload) commit(info uploadInfo) (*fileRecord, error) {
 	}
 	u.f = nil
 	var rec *fileRecord
-	err := u.s.mode.withAllowed(opUpload, func(mode seMode) error {
-		at := u.s.seq.ticket(u.s.now())
-		var err error
-		rec, err = u.persist(info, mode, at)
-		if err != nil {
-			u.s.seq.resolve(at, nil)
-			return err
-		}
-		u.s.seq.resolve(at, func() { u.s.publish(rec) })
-		return nil
+	err := u.s.withPersist(func() error {
+		return u.s.mode.withAllowed(opUpload, func(mode seMode) error {
+			at := u.s.seq.ticket(u.s.now())
+			var err error
+			rec, err = u.persist(info, mode, at)
+			if err != nil {
+				u.s.seq.resolve(at, nil)
+				return err
+			}
+			u.s.seq.resolve(at, func() { u.s.publish(rec) })
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -331,6 +435,7 @@ func (u *upload) commit(info uploadInfo) (*fileRecord, error) {
 	if err := u.tx.finish(); err != nil {
 		u.s.log.Warn("WAL entry of a committed upload not removed; recovery will roll it forward", "file_id", u.id, "err", err)
 	}
+	u.s.exitWrite()
 	return rec, nil
 }
 
@@ -457,6 +562,7 @@ func (u *upload) abort() {
 		return
 	}
 	u.done = true
+	defer u.s.exitWrite()
 	if u.f != nil {
 		u.f.Close()
 	}
@@ -499,10 +605,34 @@ func (s *store) lookup(id uuid.UUID) (*fileRecord, error) {
 	if !s.ready.Load() {
 		return nil, errNotReady
 	}
-	rec, ok := s.index.Get(id)
-	if !ok {
+	if rec, ok := s.index.Get(id); ok {
+		return rec, nil
+	}
+	if !s.readThrough.Load() {
 		return nil, errNotFound
 	}
+	return s.refreshFromDisk(id)
+}
+
+// refreshFromDisk reads one file's sidecar from its shard directory and publishes it
+// (followers: read-after-write, and the effect of a write they just forwarded).
+// A file with no sidecar is removed from the index.
+func (s *store) refreshFromDisk(id uuid.UUID) (*fileRecord, error) {
+	files, err := listIDFiles(s.dataDir, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(files.sidecars) != 1 {
+		if len(files.sidecars) == 0 {
+			s.unpublish(id)
+		}
+		return nil, errNotFound
+	}
+	rec, err := readSidecarFile(shardDir(s.dataDir, id), files.sidecars[0])
+	if err != nil || rec.id() != id {
+		return nil, errNotFound
+	}
+	s.publish(rec)
 	return rec, nil
 }
 
@@ -576,29 +706,32 @@ func (s *store) softDelete(id uuid.UUID) error {
 // rewriteSidecar is the one path for changing an active file's metadata: mode check,
 // per-file lock, WAL, atomic sidecar rewrite, directory fsync, index update.
 func (s *store) rewriteSidecar(id uuid.UUID, op operation, walType walOp, change func(*FileMetadata)) (*fileRecord, error) {
-	if !s.ready.Load() {
-		return nil, errNotReady
+	if err := s.enterWrite(); err != nil {
+		return nil, err
 	}
+	defer s.exitWrite()
 	var out *fileRecord
-	err := s.mode.withAllowed(op, func(seMode) error {
-		mu := s.stripe(id)
-		mu.Lock()
-		defer mu.Unlock()
-		rec, ok := s.index.Get(id)
-		if !ok || rec.status() != statusActive {
-			return errNotFound
-		}
-		m := rec.metadata()
-		change(&m)
-		next, err := rec.withMeta(m)
-		if err != nil {
-			return invalidf("invalid metadata: %v", err)
-		}
-		if err := s.writeSidecar(next, walType); err != nil {
-			return err
-		}
-		out = next
-		return nil
+	err := s.withPersist(func() error {
+		return s.mode.withAllowed(op, func(seMode) error {
+			mu := s.stripe(id)
+			mu.Lock()
+			defer mu.Unlock()
+			rec, ok := s.index.Get(id)
+			if !ok || rec.status() != statusActive {
+				return errNotFound
+			}
+			m := rec.metadata()
+			change(&m)
+			next, err := rec.withMeta(m)
+			if err != nil {
+				return invalidf("invalid metadata: %v", err)
+			}
+			if err := s.writeSidecar(next, walType); err != nil {
+				return err
+			}
+			out = next
+			return nil
+		})
 	})
 	return out, err
 }
@@ -693,6 +826,22 @@ func (s *store) rebuildIndex(ctx context.Context) (scanResult, error) {
 	}
 	s.index.ReplaceAll(merged)
 	return res, nil
+}
+
+// transitionMode changes the mode (CONTRACT §2) as a write of this replica.
+func (s *store) transitionMode(to seMode, confirm bool, by string) (seMode, time.Time, error) {
+	if err := s.enterWrite(); err != nil {
+		return "", time.Time{}, err
+	}
+	defer s.exitWrite()
+	var from seMode
+	var at time.Time
+	err := s.withPersist(func() error {
+		var err error
+		from, at, err = s.mode.transition(to, confirm, by, s.now())
+		return err
+	})
+	return from, at, err
 }
 
 // ---- recovery and index build ----
@@ -921,20 +1070,60 @@ func (s *store) buildIndex(ctx context.Context, removeTemps bool) (scanResult, e
 	return res, nil
 }
 
-// start runs the writer's start-up sequence: WAL recovery, then the index build with
-// temp-file cleanup, then ready.
+// start runs the standalone start-up sequence: WAL recovery, the index build with
+// repair of interrupted operations, then reads and writes.
 func (s *store) start(ctx context.Context) error {
 	began := time.Now()
-	if err := s.recover(); err != nil {
-		return fmt.Errorf("WAL recovery: %w", err)
+	if err := s.recoverAndIndex(ctx); err != nil {
+		return err
 	}
-	res, err := s.buildIndex(ctx, true)
-	if err != nil {
+	s.ready.Store(true)
+	s.allowWrites()
+	s.logReady("standalone", began)
+	return nil
+}
+
+// startReader builds the index without touching the data directory (a follower).
+func (s *store) startReader(ctx context.Context) error {
+	began := time.Now()
+	s.readThrough.Store(true)
+	if _, err := s.buildIndex(ctx, false); err != nil {
 		return fmt.Errorf("index build: %w", err)
 	}
 	s.ready.Store(true)
-	c := s.index.Counts()
-	s.log.Info("store ready", "files", len(res.records), "active", c.Active, "invalid_sidecars", len(res.badSidecars),
-		"mode", s.mode.current(), "took", time.Since(began).Round(time.Millisecond).String())
+	s.logReady("follower", began)
 	return nil
+}
+
+// takeOver makes this process the writer after it won the leader lock: recovery of its
+// own WAL, repair of what a crashed leader left, a fresh index, then writes.
+func (s *store) takeOver(ctx context.Context) error {
+	began := time.Now()
+	if err := s.mode.storeSeed(); err != nil {
+		return fmt.Errorf("mode: %w", err)
+	}
+	if err := s.recoverAndIndex(ctx); err != nil {
+		return err
+	}
+	s.readThrough.Store(false)
+	s.ready.Store(true)
+	s.allowWrites()
+	s.logReady("leader", began)
+	return nil
+}
+
+func (s *store) recoverAndIndex(ctx context.Context) error {
+	if err := s.recover(); err != nil {
+		return fmt.Errorf("WAL recovery: %w", err)
+	}
+	if _, err := s.buildIndex(ctx, true); err != nil {
+		return fmt.Errorf("index build: %w", err)
+	}
+	return nil
+}
+
+func (s *store) logReady(role string, began time.Time) {
+	c := s.index.Counts()
+	s.log.Info("store ready", "role", role, "active", c.Active, "expired", c.Expired, "deleted", c.Deleted,
+		"mode", s.mode.current(), "took", time.Since(began).Round(time.Millisecond).String())
 }
