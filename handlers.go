@@ -807,6 +807,7 @@ func (s *server) handleDownload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, f, err := s.store.openBlob(id)
+	s.metrics.operation("download", err)
 	if err != nil {
 		s.fail(w, r, err)
 		return

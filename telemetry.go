@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -192,10 +193,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mux.ServeHTTP(rec, r)
 
-	route := r.Pattern
-	if route == "" || route == "/" {
-		route = "unmatched"
-	}
+	route := routeLabel(r.Pattern)
 	method := r.Method
 	if !knownMethods[method] {
 		method = "OTHER"
@@ -216,6 +214,18 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Log(r.Context(), level, "request", "method", r.Method, "route", route, "status", status,
 		"bytes", rec.bytes, "duration_ms", float64(elapsed.Microseconds())/1000, "sub", sub, "request_id", ri.id)
+}
+
+// routeLabel is the `path` label: the route pattern without its method ("GET
+// /api/v1/files/{file_id}" → "/api/v1/files/{file_id}"), or "unmatched".
+func routeLabel(pattern string) string {
+	if _, path, ok := strings.Cut(pattern, " "); ok {
+		pattern = path
+	}
+	if pattern == "" || pattern == "/" {
+		return "unmatched"
+	}
+	return pattern
 }
 
 // statusRecorder captures the status and body size and extends the write deadline
