@@ -3,8 +3,13 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -87,5 +92,67 @@ func TestMetricsAfterScriptedRequests(t *testing.T) {
 		if strings.Contains(series, m.FileID) {
 			t.Errorf("a file id leaked into a label: %s", series)
 		}
+	}
+}
+
+func TestOneLogLinePerRequest(t *testing.T) {
+	e := newTestEnv(t)
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	e.srv.log = slog.New(slog.NewJSONHandler(lockedWriter{&buf, &mu}, nil))
+	m := e.upload("x.txt", []byte("hello"))
+	resp := e.do("GET", "/api/v1/files/"+m.FileID, nil, http.Header{"X-Request-Id": {"req-42"}})
+	readBody(t, resp)
+	mu.Lock()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	mu.Unlock()
+	if len(lines) != 2 {
+		t.Fatalf("want one line per request, got %d: %v", len(lines), lines)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(lines[1]), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"msg": "request", "method": "GET", "route": "/api/v1/files/{file_id}", "status": float64(200),
+		"sub": "tester", "request_id": "req-42"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("log field %s = %v, want %v (line %s)", k, got[k], v, lines[1])
+		}
+	}
+	if b, _ := got["bytes"].(float64); b <= 0 {
+		t.Errorf("bytes %v", got["bytes"])
+	}
+	if _, ok := got["duration_ms"].(float64); !ok {
+		t.Errorf("duration_ms missing: %s", lines[1])
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func TestReadyDegradedWhileJWKSDown(t *testing.T) {
+	e := newTestEnv(t)
+	healthy := false
+	e.srv.health.dependency = func() (bool, bool) { return healthy, true }
+	ready := decodeJSON[map[string]any](t, e.do("GET", "/health/ready", nil, nil), http.StatusOK)
+	checks := ready["checks"].(map[string]any)
+	if ready["status"] != "degraded" || checks["jwks"].(map[string]any)["status"] != "degraded" {
+		t.Fatalf("ready while JWKS down: %v", ready)
+	}
+	if info := decodeJSON[storageInfo](t, e.do("GET", "/api/v1/info", nil, nil), 200); info.Status != "degraded" {
+		t.Fatalf("info status %q", info.Status)
+	}
+	healthy = true
+	if ready := decodeJSON[map[string]any](t, e.do("GET", "/health/ready", nil, nil), 200); ready["status"] != "ok" {
+		t.Fatalf("ready after recovery: %v", ready)
 	}
 }
