@@ -37,19 +37,13 @@ func newFollowerRefresher(st *store, interval time.Duration, log *slog.Logger) *
 // run refreshes until ctx ends or active reports false (this replica became leader).
 func (f *followerRefresher) run(ctx context.Context, active func() bool) {
 	f.seed()
-	t := time.NewTicker(f.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, f.interval, func() bool {
 		if !active() {
-			return
+			return false
 		}
 		f.refresh(ctx)
-	}
+		return true
+	})
 }
 
 // refresh performs one pass and returns how many shard directories it rescanned.

@@ -46,18 +46,12 @@ func newGCRunner(st *store, m *seMetrics, log *slog.Logger) *gcRunner {
 }
 
 func (g *gcRunner) loop(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := g.run(ctx); err != nil && ctx.Err() == nil {
-				g.log.Error("GC run failed", "err", err)
-			}
+	every(ctx, interval, func() bool {
+		if _, err := g.run(ctx); err != nil && ctx.Err() == nil {
+			g.log.Error("GC run failed", "err", err)
 		}
-	}
+		return true
+	})
 }
 
 // run performs one GC pass.

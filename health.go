@@ -44,16 +44,7 @@ type healthChecker struct {
 
 func (h *healthChecker) run(ctx context.Context) {
 	h.probe()
-	t := time.NewTicker(healthProbeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			h.probe()
-		}
-	}
+	every(ctx, healthProbeInterval, func() bool { h.probe(); return true })
 }
 
 // probe starts one filesystem probe unless one is still running (stuck), and waits for

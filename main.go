@@ -303,6 +303,23 @@ func (a *app) waitHandlers(limit time.Duration) {
 	}
 }
 
+// every runs fn each interval until ctx ends or fn returns false. The first run is one
+// interval after the call.
+func every(ctx context.Context, interval time.Duration, fn func() bool) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if !fn() {
+				return
+			}
+		}
+	}
+}
+
 // runHealthcheck probes /health/live on the local listener. It skips certificate
 // verification because it only ever talks to its own process over loopback.
 func runHealthcheck(stderr io.Writer) int {

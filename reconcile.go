@@ -96,18 +96,12 @@ func newReconciler(st *store, m *seMetrics, log *slog.Logger) *reconciler {
 func (rc *reconciler) running() bool { return rc.busy.Load() }
 
 func (rc *reconciler) loop(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := rc.run(ctx, "schedule"); err != nil && !errors.Is(err, errReconcileInProgress) && ctx.Err() == nil {
-				rc.log.Error("scheduled reconciliation failed", "err", err)
-			}
+	every(ctx, interval, func() bool {
+		if _, err := rc.run(ctx, "schedule"); err != nil && !errors.Is(err, errReconcileInProgress) && ctx.Err() == nil {
+			rc.log.Error("scheduled reconciliation failed", "err", err)
 		}
-	}
+		return true
+	})
 }
 
 // run performs one reconciliation; trigger ("api", "schedule") goes to the log.
