@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for tools/ci/check-*.sh. Source it; do not run it.
 #
 # The check scripts run from the repository root as root on a fresh Debian machine that
