@@ -107,6 +107,7 @@ func devEnv(dir, jwksURL string) func(string) (string, bool) {
 		"SE_DATA_DIR":   filepath.Join(dir, "data"),
 		"SE_WAL_DIR":    filepath.Join(dir, "wal"),
 		"SE_LOG_FORMAT": "text",
+		"SE_BIND_ADDR":  "127.0.0.1", // a dev server with a printed token stays on this machine
 	}
 	return func(k string) (string, bool) {
 		if v, ok := fixed[k]; ok {
