@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,13 +26,35 @@ type followerRefresher struct {
 	st       *store
 	interval time.Duration
 	log      *slog.Logger
-	stamps   map[string]time.Time   // shard dir → mtime at its last scan
-	ids      map[string][]uuid.UUID // shard dir → ids published from it
+	stamps   map[string]time.Time // shard dir → mtime at its last scan
 	passes   int
+
+	// ids: shard dir → ids this replica's index holds from it, whoever published them
+	// (a pass, or a read-through between passes), so a pass can drop those gone from disk.
+	mu  sync.Mutex
+	ids map[string]map[uuid.UUID]struct{}
 }
 
 func newFollowerRefresher(st *store, interval time.Duration, log *slog.Logger) *followerRefresher {
-	return &followerRefresher{st: st, interval: interval, log: log, stamps: map[string]time.Time{}, ids: map[string][]uuid.UUID{}}
+	f := &followerRefresher{st: st, interval: interval, log: log, stamps: map[string]time.Time{}, ids: map[string]map[uuid.UUID]struct{}{}}
+	st.learned = f.learned
+	return f
+}
+
+// learned records an id a read-through published (store.refreshFromDisk).
+func (f *followerRefresher) learned(id uuid.UUID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.noteLocked(shardRel(id), id)
+}
+
+func (f *followerRefresher) noteLocked(rel string, id uuid.UUID) {
+	set := f.ids[rel]
+	if set == nil {
+		set = map[uuid.UUID]struct{}{}
+		f.ids[rel] = set
+	}
+	set[id] = struct{}{}
 }
 
 // run refreshes until ctx ends or active reports false (this replica became leader).
@@ -76,9 +99,11 @@ func (f *followerRefresher) refresh(ctx context.Context) int {
 		f.rescanLeaf(rel)
 		scanned++
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	for rel, ids := range f.ids {
 		if !seen[rel] {
-			for _, id := range ids {
+			for id := range ids {
 				f.st.unpublish(id)
 			}
 			delete(f.ids, rel)
@@ -91,27 +116,28 @@ func (f *followerRefresher) refresh(ctx context.Context) int {
 // rescanLeaf replaces what the index holds for one shard directory.
 func (f *followerRefresher) rescanLeaf(rel string) {
 	recs, _ := scanLeaf(f.st.dataDir, rel, false, f.log)
-	now := make(map[uuid.UUID]bool, len(recs))
-	ids := make([]uuid.UUID, 0, len(recs))
+	onDisk := make(map[uuid.UUID]struct{}, len(recs))
 	for _, r := range recs {
-		now[r.id()] = true
-		ids = append(ids, r.id())
+		onDisk[r.id()] = struct{}{}
 		f.st.publish(r)
 	}
-	for _, id := range f.ids[rel] {
-		if !now[id] {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id := range f.ids[rel] {
+		if _, ok := onDisk[id]; !ok {
 			f.st.unpublish(id)
 		}
 	}
-	f.ids[rel] = ids
+	f.ids[rel] = onDisk
 }
 
 // seed records which ids the start-up index build took from each shard directory, so
 // the first pass can drop those that disappeared. One walk of the index.
 func (f *followerRefresher) seed() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.st.index.Each(filterAll, func(r *fileRecord) bool {
-		rel := shardRel(r.id())
-		f.ids[rel] = append(f.ids[rel], r.id())
+		f.noteLocked(shardRel(r.id()), r.id())
 		return true
 	})
 }

@@ -279,7 +279,7 @@ func (a *app) shutdown(srv *http.Server) error {
 	if a.election != nil && a.election.currentRole() == roleLeader {
 		// Writes stop and finish first, then the lock goes, so a follower takes over
 		// within one retry interval while this process still drains reads.
-		a.store.stepDown(a.cfg.ShutdownTimeout/2, a.election.release)
+		a.store.stepDown(stepDownGrace(a.cfg), a.election.release)
 		a.log.Info("leader lock released")
 	}
 	if err := srv.Shutdown(ctx); err != nil {
@@ -301,6 +301,14 @@ func (a *app) waitHandlers(limit time.Duration) {
 	case <-time.After(limit):
 		a.log.Warn("handlers still running at exit; WAL recovery will finish their cleanup")
 	}
+}
+
+// stepDownGrace is how long a SIGTERMed leader lets writes in flight finish before it
+// releases the lock: short, so a follower takes over within about one retry interval.
+// Short sections that change the data dir always finish (store.stepDown); uploads still
+// streaming after the grace roll back and their clients retry against the new leader.
+func stepDownGrace(cfg *Config) time.Duration {
+	return min(cfg.ShutdownTimeout/2, cfg.ElectionRetryInterval, 2*time.Second)
 }
 
 // every runs fn each interval until ctx ends or fn returns false. The first run is one

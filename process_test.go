@@ -226,6 +226,11 @@ func startChild(t *testing.T, name string, args, env []string, dir string, stdou
 		}
 		if t.Failed() {
 			t.Logf("---- %s (pid %d) output ----\n%s", name, p.pid, tailOfFile(logPath, 32<<10))
+			// PROCESS_TEST_KEEP_LOGS=dir keeps whole child logs of failed tests for debugging.
+			if d := os.Getenv("PROCESS_TEST_KEEP_LOGS"); d != "" {
+				data, _ := os.ReadFile(logPath)
+				os.WriteFile(filepath.Join(d, fmt.Sprintf("%s-%d.log", name, p.pid)), data, 0o644)
+			}
 		}
 	})
 	return p

@@ -20,11 +20,15 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,14 +49,23 @@ type forwarder struct {
 
 func newForwarder(el *election, st *store, storageID string, rootCAs *x509.CertPool, insecure bool, log *slog.Logger) *forwarder {
 	f := &forwarder{election: el, store: st, storeID: storageID, log: log}
+	dialer := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}
 	transport := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &watchedConn{Conn: c}, nil
+		},
 		TLSClientConfig:       &tls.Config{RootCAs: rootCAs, InsecureSkipVerify: insecure, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   5 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		MaxIdleConnsPerHost:   32,
 		IdleConnTimeout:       90 * time.Second,
-		ForceAttemptHTTP2:     true,
+		// HTTP/1.1: one forward per connection, so a dead connection names exactly the
+		// forward to interrupt (see watchedConn).
+		ForceAttemptHTTP2: false,
 	}
 	f.proxy = &httputil.ReverseProxy{
 		Rewrite:        f.rewrite,
@@ -86,7 +99,167 @@ func (f *forwarder) forward(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel = context.WithTimeout(ctx, shortForwardTimeout)
 		defer cancel()
 	}
-	f.proxy.ServeHTTP(w, r.WithContext(ctx))
+	out := r.WithContext(ctx)
+	if r.Body != nil && r.Body != http.NoBody {
+		body := newForwardBody(r.Body)
+		defer body.finish(http.NewResponseController(w))
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: body.watchConn})
+		out = r.WithContext(ctx)
+		out.Body = body
+	}
+	f.proxy.ServeHTTP(w, out)
+}
+
+// A forwarded upload whose client pauses mid-body would outlive a dead leader: the
+// transport's body writer sits in a read of the client's connection and the round trip
+// waits for it. So the client's body reaches the transport through a pipe fed by a pump
+// goroutine; watchedConn notices the leader's connection failing and closes the pipe,
+// which ends the round trip at once. The client then gets its 502 (flushed), and only
+// after that is the pump's pending read on the client connection cut short, so the
+// handler never returns while the pump still reads the request body.
+type watchedConn struct {
+	net.Conn
+	mu     sync.Mutex
+	failed bool
+	onFail func()
+}
+
+func (c *watchedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		c.fail()
+	}
+	return n, err
+}
+
+func (c *watchedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.fail()
+	}
+	return n, err
+}
+
+func (c *watchedConn) fail() {
+	c.mu.Lock()
+	c.failed = true
+	fn := c.onFail
+	c.onFail = nil
+	c.mu.Unlock()
+	if fn != nil {
+		fn()
+	}
+}
+
+// watch makes fn run when the connection fails (at once if it already has); the
+// returned function stops watching.
+func (c *watchedConn) watch(fn func()) func() {
+	c.mu.Lock()
+	if c.failed {
+		c.mu.Unlock()
+		fn()
+		return func() {}
+	}
+	c.onFail = fn
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		c.onFail = nil
+		c.mu.Unlock()
+	}
+}
+
+var errForwardInterrupted = errors.New("leader connection failed while the request body was being forwarded")
+
+// forwardBody is the client's request body on its way to the leader.
+type forwardBody struct {
+	src     io.ReadCloser
+	pr      *io.PipeReader
+	pumped  chan struct{} // closed when the pump stopped reading src
+	inRead  atomic.Bool   // the pump is inside a read of the client's connection
+	mu      sync.Mutex
+	unwatch func()
+}
+
+func newForwardBody(src io.ReadCloser) *forwardBody {
+	pr, pw := io.Pipe()
+	b := &forwardBody{src: src, pr: pr, pumped: make(chan struct{})}
+	go b.pump(pw)
+	return b
+}
+
+// pump copies the client's body into the pipe until EOF, an error, or a closed pipe.
+func (b *forwardBody) pump(pw *io.PipeWriter) {
+	defer close(b.pumped)
+	bufp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bufp)
+	buf := *bufp
+	for {
+		b.inRead.Store(true)
+		n, err := b.src.Read(buf)
+		b.inRead.Store(false)
+		if n > 0 {
+			if _, werr := pw.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err == io.EOF {
+			pw.Close()
+			return
+		}
+		if err != nil {
+			pw.CloseWithError(err)
+			return
+		}
+	}
+}
+
+func (b *forwardBody) Read(p []byte) (int, error) { return b.pr.Read(p) }
+
+// Close is the transport's: it stops wanting the body, so the pump stops at its next write.
+func (b *forwardBody) Close() error { return b.pr.Close() }
+
+// watchConn is the httptrace hook: it ties this forward to the leader connection.
+func (b *forwardBody) watchConn(info httptrace.GotConnInfo) {
+	tc, ok := info.Conn.(*tls.Conn)
+	if !ok {
+		return
+	}
+	wc, ok := tc.NetConn().(*watchedConn)
+	if !ok {
+		return
+	}
+	unwatch := wc.watch(func() { b.pr.CloseWithError(errForwardInterrupted) })
+	b.mu.Lock()
+	b.unwatch = unwatch
+	b.mu.Unlock()
+}
+
+// finish runs once the forward is over. The answer cannot even be sent while the pump
+// sits in a read of the client's body (net/http's response writer takes the body's lock
+// to decide about the connection), so a pump stuck there (a paused client whose forward
+// failed) is cut short with a read deadline; a pump between reads stops by itself once
+// the pipe is closed. Only the first case touches the client connection, and it leaves
+// the body unread, so the server closes that connection after the answer.
+func (b *forwardBody) finish(rc *http.ResponseController) {
+	b.mu.Lock()
+	if b.unwatch != nil {
+		b.unwatch()
+	}
+	b.mu.Unlock()
+	b.pr.CloseWithError(errForwardInterrupted)
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.pumped:
+			return
+		case <-t.C:
+			if b.inRead.Load() {
+				rc.SetReadDeadline(time.Now())
+			}
+		}
+	}
 }
 
 // longForward: uploads stream for as long as bytes move, and a reconciliation of a big
@@ -97,6 +270,9 @@ func longForward(r *http.Request) bool {
 
 func (f *forwarder) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	f.log.Warn("forward to leader failed", "request_id", requestID(r.Context()), "route", r.Pattern, "err", err)
+	// The leader may have changed: read .leader.info now rather than at the next
+	// election tick, so the next forward goes to the new one.
+	f.election.readLeaderInfo()
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		return // the client went away; nobody to answer
 	}

@@ -89,6 +89,8 @@ type store struct {
 	// readThrough: an index miss is looked up on disk before it is a 404 (followers,
 	// whose index lags the leader's writes by up to one refresh interval).
 	readThrough atomic.Bool
+	// learned, when set (followers), hears of every id a read-through published.
+	learned func(uuid.UUID)
 
 	// writeMu guards the writer gate: writable says whether this process may change the
 	// data directory now (standalone after start-up, a leader after takeover), writers
@@ -633,6 +635,9 @@ func (s *store) refreshFromDisk(id uuid.UUID) (*fileRecord, error) {
 		return nil, errNotFound
 	}
 	s.publish(rec)
+	if s.learned != nil {
+		s.learned(id)
+	}
 	return rec, nil
 }
 
