@@ -349,13 +349,15 @@ func (u *upload) writeContent(r io.Reader) error {
 	defer copyBufPool.Put(bufp)
 	buf := *bufp
 	for {
-		n, rerr := r.Read(buf)
+		// mime/multipart hands out at most 4 KiB per Read; filling the whole buffer
+		// first turns 64 small writes into one.
+		n, rerr := io.ReadFull(r, buf)
 		if n > 0 {
 			if err := u.append(buf[:n]); err != nil {
 				return err
 			}
 		}
-		if rerr == io.EOF {
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 			return nil
 		}
 		if rerr != nil {
