@@ -143,6 +143,14 @@ func newFileRecord(m FileMetadata, storageName string) (*fileRecord, error) {
 	if !validStorageName(storageName, id) {
 		return nil, errors.New("storage_name is not a safe name derived from file_id")
 	}
+	// The enumerations become the package's constant strings, so a million records do
+	// not each hold their own copy of "active" and "temporary".
+	m.Status = st.String()
+	if m.RetentionPolicy == retentionTemporary {
+		m.RetentionPolicy = retentionTemporary
+	} else {
+		m.RetentionPolicy = retentionPermanent
+	}
 	m.UploadedAt = m.UploadedAt.UTC()
 	if m.ExpiresAt != nil {
 		t := m.ExpiresAt.UTC()
@@ -250,20 +258,35 @@ func encodeSidecar(r *fileRecord) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
+// decodeSidecarJSON is the general decoder: any valid JSON object with exactly the
+// sidecar's fields (encoding/json rules: any order, escapes, white space).
+func decodeSidecarJSON(data []byte) (sidecar, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var sc sidecar
+	if err := dec.Decode(&sc); err != nil {
+		return sidecar{}, fmt.Errorf("decode sidecar: %w", err)
+	}
+	// Anything but JSON white space after the object is trailing data. (Checked on the
+	// input rather than with dec.More, which grows the decoder's buffer to peek.)
+	if len(bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n")) != 0 {
+		return sidecar{}, errors.New("decode sidecar: trailing data")
+	}
+	return sc, nil
+}
+
 // decodeSidecar parses and validates a sidecar. Unknown fields are rejected so a
 // damaged or foreign file is reported rather than half-read.
 func decodeSidecar(data []byte) (*fileRecord, error) {
 	if len(data) > maxSidecarBytes {
 		return nil, errors.New("sidecar is larger than any valid sidecar")
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var sc sidecar
-	if err := dec.Decode(&sc); err != nil {
-		return nil, fmt.Errorf("decode sidecar: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("decode sidecar: trailing data")
+	sc, ok := decodeSidecarFast(data)
+	if !ok {
+		var err error
+		if sc, err = decodeSidecarJSON(data); err != nil {
+			return nil, err
+		}
 	}
 	rec, err := newFileRecord(sc.FileMetadata, sc.StorageName)
 	if err != nil {

@@ -26,16 +26,17 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -285,6 +286,12 @@ func listIDFiles(dataDir string, id uuid.UUID) (idFiles, error) {
 	return out, nil
 }
 
+// sidecarReadBuffer fits a typical sidecar (about 500 bytes) many times over; the
+// index build reads one per file, and a pooled buffer keeps that from being garbage.
+const sidecarReadBuffer = 4 << 10
+
+var sidecarBufPool = sync.Pool{New: func() any { b := make([]byte, 0, sidecarReadBuffer); return &b }}
+
 // readSidecarFile reads and validates one sidecar, bounded in size, and checks that it
 // describes the file its name says it does.
 func readSidecarFile(dir, name string) (*fileRecord, error) {
@@ -293,11 +300,17 @@ func readSidecarFile(dir, name string) (*fileRecord, error) {
 		return nil, fmt.Errorf("open sidecar: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxSidecarBytes+1))
+	bufp := sidecarBufPool.Get().(*[]byte)
+	defer sidecarBufPool.Put(bufp)
+	buf := bytes.NewBuffer((*bufp)[:0])
+	_, err = buf.ReadFrom(io.LimitReader(f, maxSidecarBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("read sidecar: %w", err)
 	}
-	rec, err := decodeSidecar(data)
+	if buf.Cap() <= sidecarReadBuffer {
+		*bufp = buf.Bytes()[:0] // keep a buffer the read did not outgrow
+	}
+	rec, err := decodeSidecar(buf.Bytes())
 	if err != nil {
 		return nil, err
 	}
@@ -313,20 +326,25 @@ func readSidecarFile(dir, name string) (*fileRecord, error) {
 // transfer (an error), never a complete response with wrong bytes. Ranged reads are not
 // verified (that would cost a read of the whole blob); the size check in openBlob
 // still applies.
+//
+// The hashing runs in its own goroutine on copies of the chunks served, gathered into
+// hashBatch-sized batches, so SHA-256 overlaps with TLS and the socket instead of adding
+// to them; only the last chunk waits for the digest. close stops that goroutine when a
+// transfer ends early.
 type verifyingReader struct {
 	f          *os.File
 	size       int64
 	want       string
 	onMismatch func()
 	pos        int64
-	h          hash.Hash
-	hashed     int64 // bytes hashed so far, from offset 0 in order; -1 = not verifying
+	hashed     int64 // bytes handed to the hasher so far, from offset 0 in order; -1 = not verifying
+	h          *pipelinedHash
 }
 
 var errChecksumMismatch = errors.New("blob checksum mismatch")
 
 func newVerifyingReader(f *os.File, size int64, checksum string, onMismatch func()) *verifyingReader {
-	return &verifyingReader{f: f, size: size, want: checksum, onMismatch: onMismatch, h: sha256.New()}
+	return &verifyingReader{f: f, size: size, want: checksum, onMismatch: onMismatch}
 }
 
 func (v *verifyingReader) Read(p []byte) (int, error) {
@@ -335,14 +353,21 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 		err = io.EOF
 	}
 	if v.hashed == v.pos && v.hashed >= 0 {
-		v.h.Write(p[:n])
+		if v.h == nil {
+			v.h = startPipelinedHash()
+		}
+		v.h.write(p[:n])
 		v.hashed += int64(n)
-		if v.hashed == v.size && hex.EncodeToString(v.h.Sum(nil)) != v.want {
-			v.onMismatch()
-			return 0, errChecksumMismatch
+		if v.hashed == v.size {
+			sum := v.h.sum()
+			v.h, v.hashed = nil, -1 // verified (or not): nothing more to hash
+			if sum != v.want {
+				v.onMismatch()
+				return 0, errChecksumMismatch
+			}
 		}
 	} else {
-		v.hashed = -1
+		v.stopHashing()
 	}
 	v.pos += int64(n)
 	if err == io.EOF && v.pos < v.size {
@@ -365,9 +390,93 @@ func (v *verifyingReader) Seek(offset int64, whence int) (int64, error) {
 		return 0, errors.New("seek: negative position")
 	}
 	if offset == 0 {
-		v.h.Reset()
+		v.stopHashing()
 		v.hashed = 0
 	}
 	v.pos = offset
 	return offset, nil
+}
+
+// stopHashing abandons verification (a seek elsewhere, a ranged read).
+func (v *verifyingReader) stopHashing() {
+	v.close()
+	v.hashed = -1
+}
+
+// close releases the hasher goroutine; the handler defers it.
+func (v *verifyingReader) close() {
+	if v.h != nil {
+		v.h.abandon()
+		v.h = nil
+	}
+}
+
+// hashBatch is how many served bytes the hasher receives at a time.
+const hashBatch = 256 << 10
+
+var hashBatchPool = sync.Pool{New: func() any { b := make([]byte, 0, hashBatch); return &b }}
+
+// pipelinedHash computes SHA-256 in its own goroutine over batches of bytes written to
+// it in order. At most two batches are in flight, so memory stays bounded.
+type pipelinedHash struct {
+	batches chan *[]byte
+	cur     *[]byte
+	digest  chan string
+}
+
+func startPipelinedHash() *pipelinedHash {
+	batches, digest := make(chan *[]byte, 1), make(chan string, 1)
+	ph := &pipelinedHash{batches: batches, digest: digest}
+	go func() {
+		h := sha256.New()
+		for b := range batches {
+			h.Write(*b)
+			*b = (*b)[:0]
+			hashBatchPool.Put(b)
+		}
+		digest <- hex.EncodeToString(h.Sum(nil))
+	}()
+	return ph
+}
+
+// write copies p into the current batch, sending full batches to the hasher.
+func (ph *pipelinedHash) write(p []byte) {
+	for len(p) > 0 {
+		if ph.cur == nil {
+			ph.cur = hashBatchPool.Get().(*[]byte)
+		}
+		n := min(len(p), hashBatch-len(*ph.cur))
+		*ph.cur = append(*ph.cur, p[:n]...)
+		p = p[n:]
+		if len(*ph.cur) == hashBatch {
+			ph.batches <- ph.cur
+			ph.cur = nil
+		}
+	}
+}
+
+// sum sends the last batch and waits for the digest of everything written. It is
+// called once, after the last write.
+func (ph *pipelinedHash) sum() string {
+	if ph.cur != nil {
+		ph.batches <- ph.cur
+		ph.cur = nil
+	}
+	close(ph.batches)
+	ph.batches = nil
+	return <-ph.digest
+}
+
+// abandon stops the hasher without waiting for a digest.
+func (ph *pipelinedHash) abandon() {
+	if ph.batches == nil {
+		return
+	}
+	if ph.cur != nil {
+		*ph.cur = (*ph.cur)[:0]
+		hashBatchPool.Put(ph.cur)
+		ph.cur = nil
+	}
+	close(ph.batches)
+	ph.batches = nil
 }

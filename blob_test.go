@@ -1,6 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,5 +95,50 @@ func TestWriteFileAtomicLeavesNoTempOnFailure(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(filepath.Join(dir, "a")); string(data) != "one" {
 		t.Fatal("content")
+	}
+}
+
+// TestVerifyingReaderAcrossHashBatches: a blob larger than one hash batch is verified
+// as a whole (the digest comes from the hashing goroutine), a wrong checksum withholds
+// the last chunk, and a seek away from the start stops verification.
+func TestVerifyingReaderAcrossHashBatches(t *testing.T) {
+	content := bytes.Repeat([]byte("0123456789"), (3*hashBatch)/10+7)
+	sum := sha256.Sum256(content)
+	path := filepath.Join(t.TempDir(), "blob")
+	if err := os.WriteFile(path, content, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	size := int64(len(content))
+	read := func(v *verifyingReader) ([]byte, error) {
+		defer v.close()
+		var out bytes.Buffer
+		_, err := io.CopyBuffer(&out, io.LimitReader(v, size), make([]byte, 32<<10))
+		return out.Bytes(), err
+	}
+
+	mismatches := 0
+	got, err := read(newVerifyingReader(f, size, hex.EncodeToString(sum[:]), func() { mismatches++ }))
+	if err != nil || !bytes.Equal(got, content) || mismatches != 0 {
+		t.Fatalf("good blob: %d bytes, %v, %d mismatches", len(got), err, mismatches)
+	}
+
+	got, err = read(newVerifyingReader(f, size, strings.Repeat("0", 64), func() { mismatches++ }))
+	if !errors.Is(err, errChecksumMismatch) || int64(len(got)) >= size || mismatches != 1 {
+		t.Fatalf("wrong checksum: %d of %d bytes, %v, %d mismatches", len(got), size, err, mismatches)
+	}
+
+	v := newVerifyingReader(f, size, strings.Repeat("0", 64), func() { mismatches++ })
+	if _, err := v.Seek(size/2, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	tail, err := io.ReadAll(io.LimitReader(v, size))
+	v.close()
+	if err != nil || !bytes.Equal(tail, content[size/2:]) || mismatches != 1 {
+		t.Fatalf("ranged read: %d bytes, %v, %d mismatches", len(tail), err, mismatches)
 	}
 }

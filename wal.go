@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -61,7 +62,8 @@ type walEntry struct {
 }
 
 type wal struct {
-	dir string
+	dir     string
+	dirSync groupSync // the WAL directory's fsyncs, shared by concurrent begins
 }
 
 // walTx is an open transaction; finish must be called exactly once.
@@ -74,7 +76,7 @@ func openWAL(dir string) (*wal, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create WAL dir: %w", err)
 	}
-	return &wal{dir: dir}, nil
+	return &wal{dir: dir, dirSync: groupSync{dir: dir}}, nil
 }
 
 // begin durably records that op is about to change file id.
@@ -95,7 +97,7 @@ func (w *wal) begin(op walOp, id uuid.UUID, now time.Time) (*walTx, error) {
 	if err := writeFileAtomic(w.dir, name, tempPrefix+name, data); err != nil {
 		return nil, fmt.Errorf("write WAL entry: %w", err)
 	}
-	if err := syncDir(w.dir); err != nil {
+	if err := w.dirSync.sync(); err != nil {
 		os.Remove(filepath.Join(w.dir, name))
 		return nil, fmt.Errorf("write WAL entry: %w", err)
 	}
@@ -198,4 +200,60 @@ func (w *wal) countPending() (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// groupSync shares directory fsyncs between concurrent callers (group commit): a
+// caller returns once an fsync of the directory that started after its call began has
+// finished, so every entry created or renamed before the call is durable. While one
+// fsync runs, later callers queue; the next fsync covers all of them.
+type groupSync struct {
+	dir      string
+	syncFn   func(dir string) error // nil = syncDir (tests stub it)
+	mu       sync.Mutex
+	cond     sync.Cond
+	started  uint64 // fsyncs started so far
+	finished uint64 // sequence number of the last finished fsync
+	running  bool
+	failedAt uint64 // sequence number of the last failed fsync (0: none)
+	err      error  // its error
+}
+
+func (g *groupSync) sync() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cond.L == nil {
+		g.cond.L = &g.mu
+	}
+	// An fsync already running may have started before this caller's changes: wait for
+	// the next one to start and finish.
+	want := g.started + 1
+	for g.finished < want {
+		if g.running {
+			g.cond.Wait()
+			continue
+		}
+		g.running = true
+		g.started++
+		seq := g.started
+		g.mu.Unlock()
+		err := g.syncOnce()
+		g.mu.Lock()
+		g.running = false
+		g.finished = seq
+		if err != nil {
+			g.failedAt, g.err = seq, err
+		}
+		g.cond.Broadcast()
+	}
+	if g.failedAt >= want {
+		return g.err
+	}
+	return nil
+}
+
+func (g *groupSync) syncOnce() error {
+	if g.syncFn != nil {
+		return g.syncFn(g.dir)
+	}
+	return syncDir(g.dir)
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/uuid"
@@ -191,4 +193,49 @@ func FuzzWALEntry(f *testing.F) {
 			t.Fatalf("accepted entry with file_id %q", e.FileID)
 		}
 	})
+}
+
+// TestGroupSyncWaitsForAnFsyncStartedAfterTheCall: a caller that arrives while an fsync
+// is running must not be released by it (its entry may have been created after that
+// fsync started), but by the next one, which it shares with the other late callers.
+func TestGroupSyncWaitsForAnFsyncStartedAfterTheCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan error)
+		fsyncs := 0
+		g := &groupSync{dir: "unused", syncFn: func(string) error {
+			fsyncs++
+			return <-release
+		}}
+		first := make(chan error, 1)
+		go func() { first <- g.sync() }()
+		synctest.Wait() // fsync #1 is running
+		late := make(chan error, 2)
+		for range 2 {
+			go func() { late <- g.sync() }()
+		}
+		synctest.Wait() // both late callers wait behind #1
+		release <- nil  // #1 succeeds
+		if err := <-first; err != nil {
+			t.Fatalf("first caller: %v", err)
+		}
+		synctest.Wait() // #2 started for both late callers, and is blocked
+		select {
+		case err := <-late:
+			t.Fatalf("a late caller returned after an fsync that started before it (%v)", err)
+		default:
+		}
+		boom := errors.New("disk gone")
+		release <- boom // #2 fails: both late callers see it
+		for range 2 {
+			if err := <-late; !errors.Is(err, boom) {
+				t.Fatalf("late caller got %v, want the failure of the fsync it waited for", err)
+			}
+		}
+		if fsyncs != 2 {
+			t.Fatalf("%d fsyncs for three callers, want 2", fsyncs)
+		}
+	})
+	if err := (&groupSync{dir: filepath.Join(t.TempDir(), "missing")}).sync(); err == nil {
+		t.Fatal("fsync of a missing directory succeeded")
+	}
 }
