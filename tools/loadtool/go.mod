@@ -1,0 +1,3 @@
+module artstore/storage-element/tools/loadtool
+
+go 1.26.0
