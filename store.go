@@ -1072,9 +1072,13 @@ func (s *store) buildIndex(ctx context.Context, removeTemps bool) (scanResult, e
 		return res, err
 	}
 	s.index.ReplaceAll(res.records)
+	var latest time.Time
 	for _, r := range res.records {
-		s.seq.observe(r.uploadedAt())
+		if r.uploadedAt().After(latest) {
+			latest = r.uploadedAt()
+		}
 	}
+	s.seq.observe(latest) // one lock, not one per file, at start-up
 	return res, nil
 }
 
